@@ -1,0 +1,2 @@
+"""parakeet-coreml."""
+__version__ = "0.1.0"
