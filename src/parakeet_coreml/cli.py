@@ -156,6 +156,122 @@ def demo(
     typer.echo(f"done in {time.perf_counter() - t0:.1f} s")
 
 
+def _split(values: Optional[list[str]]) -> Optional[list[str]]:
+    """Accept ``--components a,b`` and repeated ``--components a --components b``."""
+    if not values:
+        return None
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def _precision_overrides(values: Optional[list[str]]) -> dict[str, str]:
+    from .errors import ConversionError
+
+    out = {}
+    for item in _split(values) or []:
+        name, sep, prec = item.partition("=")
+        if not sep:
+            raise ConversionError(f"--component-precision {item!r}: expected COMPONENT=fp16|fp32")
+        out[name.strip()] = prec.strip()
+    return out
+
+
+class Layout(str, Enum):
+    default = "default"
+    fluidaudio = "fluidaudio"
+
+
+class Target(str, Enum):
+    ios17 = "ios17"
+    ios18 = "ios18"
+
+
+class Precision(str, Enum):
+    fp16 = "fp16"
+    fp32 = "fp32"
+
+
+@app.command("convert")
+@friendly
+def convert_cmd(
+    nemo_path: Optional[Path] = NemoPath,
+    model_id: Optional[str] = ModelId,
+    output_dir: Path = typer.Option(Path("parakeet_coreml"), "--output-dir", help="Folder for the packages."),
+    components: Optional[list[str]] = typer.Option(
+        None, "--components", help="Components to convert (comma-separated or repeated); default: all of the layout."
+    ),
+    layout: Layout = typer.Option(
+        Layout.default, "--layout", help="default: parakeet_<component>.mlpackage; fluidaudio: what FluidAudio loads."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace packages in an existing folder."),
+    target: Target = typer.Option(Target.ios17, "--target", help="Minimum deployment target."),
+    precision: Precision = typer.Option(
+        Precision.fp16, "--precision", help="Compute precision (the preprocessor stays fp32 unless overridden)."
+    ),
+    component_precision: Optional[list[str]] = typer.Option(
+        None, "--component-precision", help="Per-component override, e.g. encoder=fp32 (repeatable)."
+    ),
+    window_seconds: float = typer.Option(15.0, "--window-seconds", help="Fixed audio window of the packages."),
+    top_k: int = typer.Option(64, "--top-k", help="Top-k size of joint_decision_single_step."),
+) -> None:
+    """Convert every Parakeet component to a fixed-window CoreML package, with metadata.json."""
+    from .export.convert import convert
+
+    ckpt = _load(nemo_path, model_id)
+    t0 = time.perf_counter()
+    result = convert(
+        ckpt,
+        output_dir,
+        components=_split(components),
+        layout=layout.value,
+        overwrite=overwrite,
+        target=target.value,
+        precision=precision.value,
+        precision_overrides=_precision_overrides(component_precision),
+        window_seconds=window_seconds,
+        top_k=top_k,
+        progress=lambda msg: typer.echo(msg),
+    )
+    if result.kept:
+        typer.echo(f"kept from the previous conversion: {', '.join(result.kept)}")
+    typer.echo(f"wrote {len(result.components)} packages, metadata.json and parakeet_vocab.json to "
+               f"{result.output_dir} in {time.perf_counter() - t0:.1f} s")
+
+
+@app.command("io-doc")
+@friendly
+def io_doc_cmd(
+    output: Optional[Path] = typer.Option(None, "--output", help="Write here instead of printing."),
+    window_seconds: float = typer.Option(15.0, "--window-seconds"),
+) -> None:
+    """Print the component I/O contract for the v3 shapes (context/coreml_component_io.md)."""
+    from .contract import build_contract, contract_markdown
+    from .synthetic import preset_config
+
+    text = contract_markdown(
+        build_contract(preset_config("v3"), window_seconds),
+        "Parakeet-TDT v3 (0.6B) CoreML component I/O",
+    )
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text)
+        typer.echo(f"wrote {output}")
+
+
+def _single(command: Callable[..., Any]) -> Callable[[], None]:
+    """A console script that runs one command (``uv run convert ...``)."""
+
+    def run() -> None:
+        one = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+        one.command()(command)
+        one()
+
+    return run
+
+
+convert_main = _single(convert_cmd)
+
+
 def main() -> None:
     app()
 

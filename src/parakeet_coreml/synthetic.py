@@ -21,7 +21,8 @@ import torch
 from .checkpoint import write_nemo
 from .config import parse_model_config
 from .errors import OutputError
-from .tokenizer import Tokenizer, build_synthetic_sentencepiece
+from .config import ModelConfig
+from .tokenizer import Tokenizer, build_synthetic_sentencepiece, synthetic_pieces
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,12 @@ def nemo_config(p: Preset, pieces: list[str]) -> dict[str, Any]:
         },
         "target": "nemo.collections.asr.models.rnnt_bpe_models.EncDecRNNTBPEModel",
     }
+
+
+def preset_config(preset: str) -> "ModelConfig":
+    """The parsed config of a preset (the v3 one documents the real model's shapes)."""
+    p = PRESETS[preset]
+    return parse_model_config(nemo_config(p, synthetic_pieces(p.vocab_size)))
 
 
 def randomize_(model: torch.nn.Module, seed: int) -> None:

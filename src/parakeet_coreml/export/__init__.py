@@ -1,0 +1,1 @@
+"""Export: wrappers over the reference model, CoreML conversion, package files."""
