@@ -53,23 +53,53 @@ def _load(nemo_path: Optional[Path], model_id: Optional[str]) -> Any:
     return load_checkpoint(nemo_path=nemo_path, model_id=model_id)
 
 
+class RuntimeKind(str, Enum):
+    auto = "auto"
+    coreml = "coreml"
+    mil = "mil"
+
+
+RuntimeOpt = typer.Option(
+    RuntimeKind.auto, "--runtime", help="auto: native Core ML on macOS, the portable MIL interpreter elsewhere."
+)
+
+
 @app.command()
 @friendly
 def transcribe(
     audio: list[Path] = typer.Argument(..., help="Audio files (anything soundfile reads)."),
     nemo_path: Optional[Path] = NemoPath,
     model_id: Optional[str] = ModelId,
+    model_dir: Optional[Path] = typer.Option(
+        None, "--model-dir", help="Transcribe through the exported packages in this folder instead."
+    ),
+    runtime: RuntimeKind = RuntimeOpt,
+    fused: bool = typer.Option(False, "--fused", help="With --model-dir: use mel_encoder instead of preprocessor + encoder."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON with tokens and timestamps."),
 ) -> None:
-    """Transcribe audio with the PyTorch reference model (no NeMo needed)."""
-    from .transcribe import Transcriber
+    """Transcribe audio with the PyTorch reference (no NeMo needed) or through CoreML packages."""
+    if model_dir is not None:
+        if nemo_path or model_id:
+            raise ParakeetError("give either --model-dir or a checkpoint (--nemo-path/--model-id), not both")
+        from .pipeline import PackageSet
 
-    transcriber = Transcriber(_load(nemo_path, model_id))
+        packages = PackageSet(model_dir, runtime.value)
+
+        def run(path: Path) -> Any:
+            from .transcribe import FileTranscript
+
+            seconds, transcript = packages.transcribe_file(path, fused=fused)
+            return FileTranscript(str(path), seconds, transcript)
+    else:
+        from .transcribe import Transcriber
+
+        transcriber = Transcriber(_load(nemo_path, model_id))
+        run = transcriber.transcribe_file
     results = []
     failed = 0
     for path in audio:
         try:
-            result = transcriber.transcribe_file(path)
+            result = run(path)
         except ParakeetError as e:
             typer.echo(f"error: {e}", err=True)
             failed += 1
@@ -258,6 +288,72 @@ def io_doc_cmd(
         typer.echo(f"wrote {output}")
 
 
+def _tolerances(values: Optional[list[str]], flag: str) -> dict[str, float]:
+    """``--atol 0.01`` (every component) or ``--atol encoder=0.01`` (one component)."""
+    out: dict[str, float] = {}
+    for item in _split(values) or []:
+        name, sep, value = item.rpartition("=")
+        try:
+            out[name.strip() if sep else "*"] = float(value)
+        except ValueError:
+            raise ParakeetError(f"{flag} {item!r}: expected a number or COMPONENT=number") from None
+    return out
+
+
+@app.command("compare")
+@friendly
+def compare_cmd(
+    model_dir: Path = typer.Option(Path("parakeet_coreml"), "--model-dir", help="Folder written by convert."),
+    nemo_path: Optional[Path] = NemoPath,
+    model_id: Optional[str] = ModelId,
+    audio: Optional[Path] = typer.Option(None, "--audio", help="Validation audio (default: built-in 15 s speech)."),
+    runtime: RuntimeKind = RuntimeOpt,
+    compute_units: str = typer.Option("ALL", "--compute-units", help="Native Core ML compute units."),
+    runs: int = typer.Option(10, "--runs", help="Timed runs per component."),
+    warmup: int = typer.Option(3, "--warmup", help="Untimed runs before timing."),
+    symbol_steps: int = typer.Option(32, "--symbol-steps", help="Decoder steps unrolled with state carried."),
+    atol: Optional[list[str]] = typer.Option(None, "--atol", help="Override atol: VALUE or COMPONENT=VALUE."),
+    rtol: Optional[list[str]] = typer.Option(None, "--rtol", help="Override rtol (of scale): VALUE or COMPONENT=VALUE."),
+    plots_dir: Path = typer.Option(Path("plots/compare-components"), "--plots-dir", help="Where plots go."),
+) -> None:
+    """Gate every package on parity with the reference and on the transcript; exit 1 on mismatch."""
+    from .validate.compare import compare
+    from .validate.report import latency_table, parity_table
+
+    result = compare(
+        model_dir,
+        _load(nemo_path, model_id),
+        audio=audio,
+        runtime=runtime.value,
+        compute_units=compute_units,
+        runs=runs,
+        warmup=warmup,
+        symbol_steps=symbol_steps,
+        atol=_tolerances(atol, "--atol"),
+        rtol=_tolerances(rtol, "--rtol"),
+        plots_dir=plots_dir,
+        progress=lambda msg: typer.echo(msg, err=True),
+    )
+    typer.echo(parity_table(result))
+    typer.echo("")
+    e2e = result.end_to_end
+    if "skipped" not in e2e:
+        typer.echo(f"end to end: {e2e['package_tokens']} tokens vs reference {e2e['reference_tokens']}, "
+                   f"identical {e2e['tokens_identical']}, token agreement {e2e['token_agreement']:.4f}, "
+                   f"WER {e2e['wer']['wer']:.4f}")
+    typer.echo("")
+    typer.echo(latency_table(result))
+    if result.runtime == "mil":
+        typer.echo("(package timings: portable MIL interpreter on this CPU, not device numbers)")
+    typer.echo(f"\nreports: {result.model_dir / 'compare_report.md'}, compare_report.json; "
+               f"validation merged into {result.model_dir / 'metadata.json'}; {len(result.plots)} plots in {plots_dir}")
+    if not result.passed:
+        for f in result.failures:
+            typer.echo(f"FAIL {f.line()}", err=True)
+        raise typer.Exit(1)
+    typer.echo("PASS")
+
+
 def _single(command: Callable[..., Any]) -> Callable[[], None]:
     """A console script that runs one command (``uv run convert ...``)."""
 
@@ -270,6 +366,7 @@ def _single(command: Callable[..., Any]) -> Callable[[], None]:
 
 
 convert_main = _single(convert_cmd)
+compare_main = _single(compare_cmd)
 
 
 def main() -> None:

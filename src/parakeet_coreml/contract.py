@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import ModelConfig
+from .model.preprocessor import min_samples_for_features
 
 DEFAULT_WINDOW_SECONDS = 15.0
 DEFAULT_TOP_K = 64
@@ -100,6 +101,9 @@ class Contract:
             "window_seconds": self.window_seconds,
             "window_samples": self.window_samples,
             "mel_features": c.preprocessor.features,
+            "hop_length": c.preprocessor.hop_length,
+            "subsampling_factor": c.encoder.subsampling_factor,
+            "min_audio_samples": min_samples_for_features(c.preprocessor),
             "mel_frames": self.mel_frames,
             "encoder_frames": self.encoder_frames,
             "encoder_frame_seconds": c.frame_seconds,

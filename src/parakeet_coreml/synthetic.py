@@ -188,6 +188,12 @@ def randomize_(model: torch.nn.Module, seed: int) -> None:
     values, so every weight matters and parity checks cover all of them.
     """
     gen = torch.Generator().manual_seed(seed)
+    # Residual-branch outputs start small (GPT-2's 1/sqrt(2 * layers)): with unit-scale
+    # branches a random 24-layer Conformer collapses every frame onto nearly the same vector,
+    # so the joint makes the same decision on every frame and no blank bias gives a
+    # trained-like mix of blanks and tokens.
+    branch_scale = (2.0 * model.cfg.encoder.n_layers) ** -0.5
+    branch_out = ("feed_forward1.linear2.", "feed_forward2.linear2.", "self_attn.linear_out.", "conv.pointwise_conv2.")
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.startswith("preprocessor."):
@@ -195,6 +201,8 @@ def randomize_(model: torch.nn.Module, seed: int) -> None:
             if p.dim() >= 2 and "embed" not in name:
                 fan_in = p[0].numel()
                 bound = (3.0 / fan_in) ** 0.5
+                if any(b in name for b in branch_out):
+                    bound *= branch_scale
                 p.copy_((torch.rand(p.shape, generator=gen) * 2 - 1) * bound)
             elif "embed" in name:
                 p.copy_(torch.randn(p.shape, generator=gen))

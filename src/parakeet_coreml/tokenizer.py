@@ -80,6 +80,47 @@ class Tokenizer:
         return "".join(p + "\n" for p in self.pieces)
 
 
+class PieceTokenizer(Tokenizer):
+    """Detokeniser from a piece list alone (``parakeet_vocab.json``), no SentencePiece model.
+
+    Joins pieces, turns ``▁`` into spaces and drops the leading one, as SentencePiece does for
+    ordinary pieces; then applies the same punctuation rule.
+    """
+
+    def __init__(self, pieces: list[str]):  # noqa: super().__init__ needs a model proto
+        self.model_proto = b""
+        self.pieces = list(pieces)
+        punct = punctuation_of_vocab(self.pieces)
+        self._space_before_punct = (
+            re.compile(r"(\s)(" + "|".join(re.escape(p) for p in sorted(punct)) + ")") if punct else None
+        )
+
+    @classmethod
+    def from_vocab_json(cls, path: str | Path) -> "PieceTokenizer":
+        vocab = json.loads(Path(path).read_text())
+        return cls([vocab[str(i)] for i in range(len(vocab))])
+
+    def decode(self, ids: list[int]) -> str:
+        out: list[str] = []
+        for i in ids:
+            if not 0 <= i < len(self.pieces):
+                continue
+            piece = self.pieces[i]
+            if piece == "<unk>":
+                out.append(" \u2047 ")
+                continue
+            if not any(out) and piece.startswith("▁"):
+                piece = piece[1:]  # SentencePiece drops the dummy-prefix space until text starts
+            out.append(piece.replace("▁", " "))
+        text = "".join(out)
+        if self._space_before_punct is not None:
+            text = self._space_before_punct.sub(r"\2", text)
+        return text
+
+    def encode(self, text: str) -> list[int]:
+        raise NotImplementedError("a piece list cannot encode text; use the SentencePiece model")
+
+
 # --------------------------------------------------------------------------------------
 # Synthetic tokenizers for random-weight checkpoints (tests, demo, benchmarks).
 # --------------------------------------------------------------------------------------

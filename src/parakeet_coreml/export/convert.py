@@ -12,6 +12,7 @@ import os
 import platform
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,6 +33,7 @@ TARGETS = ("ios17", "ios18")
 PRECISIONS = ("fp16", "fp32")
 METADATA_FILE = "metadata.json"
 VOCAB_FILE = "parakeet_vocab.json"
+TOKENIZER_FILE = "parakeet_tokenizer.model"  # the SentencePiece model, for exact detokenisation
 
 LAYOUTS: dict[str, dict[str, str]] = {
     "default": {name: f"parakeet_{name}.mlpackage" for name in COMPONENTS},
@@ -153,7 +155,9 @@ def convert_component(
     wrapper = build_wrapper(name, model, contract)
     args = tuple(torch.from_numpy(np.ascontiguousarray(example[t.name])) for t in io.inputs)
     t0 = time.perf_counter()
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # Shape checks inside nn.LSTM and our fixed-window code are constants by design.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         traced = torch.jit.trace(wrapper, args, check_trace=False)
     t1 = time.perf_counter()
     mlmodel = ct.convert(
@@ -298,6 +302,7 @@ def convert(
             )
 
         ckpt.tokenizer.write_vocab_json(staging / VOCAB_FILE)
+        (staging / TOKENIZER_FILE).write_bytes(ckpt.tokenizer.model_proto)
         metadata: dict[str, Any] = {
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "versions": _versions(),
@@ -305,6 +310,7 @@ def convert(
             "model": contract.summary(),
             "layout": layout,
             "vocab_file": VOCAB_FILE,
+            "tokenizer_file": TOKENIZER_FILE,
             "components": {c.name: c.to_metadata() for c in result.components},
         }
         result.kept = _carry_over(output_dir, staging, metadata)

@@ -1,0 +1,1 @@
+"""Validation: parity metrics, tolerances, WER, the compare gate, reports and plots."""
