@@ -3,7 +3,7 @@
 It runs the same Typer application as ``parakeet-coreml`` (every subcommand works here).
 """
 
-from parakeet_coreml.cli import app
+from parakeet_coreml.cli import main
 
 if __name__ == "__main__":
-    app()
+    main()

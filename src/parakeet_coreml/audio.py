@@ -63,8 +63,8 @@ def check_length(name: str, num_samples: int, sample_rate: int, min_samples: int
     seconds = num_samples / sample_rate
     if num_samples < min_samples:
         raise AudioError(
-            f"{name}: {seconds:.3f} s is too short; at least {min_samples / sample_rate:.3f} s "
-            f"({min_samples} samples) is needed for one encoder frame"
+            f"{name}: {num_samples} samples ({1000 * seconds:.1f} ms) is too short; at least "
+            f"{min_samples} samples ({1000 * min_samples / sample_rate:.1f} ms) are needed"
         )
     if seconds > MAX_AUDIO_SECONDS:
         raise AudioError(

@@ -288,6 +288,28 @@ def io_doc_cmd(
         typer.echo(f"wrote {output}")
 
 
+@app.command("inspect")
+@friendly
+def inspect_cmd(
+    package: Path = typer.Argument(..., help="An .mlpackage (or .mlmodel) to describe."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Inputs, outputs, target, op counts, weight bytes and Neural Engine warnings of a package."""
+    from dataclasses import asdict
+
+    from .inspection import format_report, inspect_package
+
+    if not package.exists():
+        raise ParakeetError(f"{package}: no such package")
+    try:
+        report = inspect_package(package)
+    except ParakeetError:
+        raise
+    except Exception as e:
+        raise ParakeetError(f"{package}: cannot read the package ({type(e).__name__}: {e})") from None
+    typer.echo(json.dumps(asdict(report), indent=2, default=str) if as_json else format_report(report))
+
+
 def _tolerances(values: Optional[list[str]], flag: str) -> dict[str, float]:
     """``--atol 0.01`` (every component) or ``--atol encoder=0.01`` (one component)."""
     out: dict[str, float] = {}
@@ -358,6 +380,7 @@ def _single(command: Callable[..., Any]) -> Callable[[], None]:
     """A console script that runs one command (``uv run convert ...``)."""
 
     def run() -> None:
+        quiet_third_party()
         one = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
         one.command()(command)
         one()
@@ -369,7 +392,18 @@ convert_main = _single(convert_cmd)
 compare_main = _single(compare_cmd)
 
 
+def quiet_third_party() -> None:
+    """coremltools logs a warning per missing macOS binding and version notes at import, and
+    draws progress bars per pass; none of that helps a user of this CLI."""
+    import logging
+    import os
+
+    logging.getLogger("coremltools").setLevel(logging.ERROR)
+    os.environ.setdefault("TQDM_DISABLE", "1")
+
+
 def main() -> None:
+    quiet_third_party()
     app()
 
 
