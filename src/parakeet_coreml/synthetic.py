@@ -4,9 +4,15 @@ Hugging Face is out of reach in CI, so tests, the demo and benchmarks run on che
 build: ``tiny`` (v3's structure at toy size) and ``v3`` (the exact v3 0.6B shapes). The
 config is the NeMo layout, so NeMo itself restores these files.
 
-Random joints emit a token at nearly every step (up to the 10-per-frame cap), far more than a
-trained model's ~40 tokens per 15 s. ``blank_bias`` lifts the blank logit so greedy decoding
-sees a realistic mix of blanks and tokens; ``EMISSION_BLANK_BIAS`` holds calibrated values.
+How often a random joint emits a token decides how long greedy decoding takes, so the
+emission rate is a preset option (``EMISSIONS``), measured on the built-in 15 s speech clip
+with ``bench/emission_rate.py``:
+
+* ``random``: the joint as initialised (v3 shapes: 114 tokens per 15 s; tiny: 92).
+* ``realistic``: the blank logit lifted so greedy decoding emits about what a trained v3 emits
+  on read English (~40 tokens per 15 s, ``EMISSION_BLANK_BIAS``).
+* ``saturated``: a token with duration 0 at every step, up to the 10-per-frame cap (1880 tokens
+  per 15 s): the worst case, and what NeMo's own default initialisation produces.
 """
 
 from __future__ import annotations
@@ -53,12 +59,15 @@ PRESETS: dict[str, Preset] = {
     ),
 }
 
-# Blank-logit offsets that give a trained-like emission rate on speech (about 3 tokens per
-# second, like v3 on read English) measured with bench/emission_rate.py; "random" adds none.
+EMISSIONS = ("random", "realistic", "saturated")
+
+# Blank-logit offsets that give a trained-like emission rate on speech (~40 tokens per 15 s),
+# from bench/emission_rate.py on speech_15s.wav with seed 0 (tiny: 41 tokens, v3: 36).
 EMISSION_BLANK_BIAS: dict[str, dict[str, float]] = {
-    "tiny": {"random": 0.0, "realistic": 6.0},
-    "v3": {"random": 0.0, "realistic": 6.0},
+    "tiny": {"random": 0.0, "realistic": 2.25},
+    "v3": {"random": 0.0, "realistic": 4.25},
 }
+SATURATING_OFFSET = 30.0  # far beyond any random logit: blank never wins, duration 0 always does
 
 
 def nemo_config(p: Preset, pieces: list[str]) -> dict[str, Any]:
@@ -219,19 +228,40 @@ def randomize_(model: torch.nn.Module, seed: int) -> None:
         emb.weight[emb.padding_idx].zero_()
 
 
+@torch.no_grad()
+def set_emission_(model: Any, preset: str, emission: str, blank_bias: float | None = None) -> None:
+    """Offset the joint's output biases for an emission rate (see the module doc)."""
+    cfg = model.cfg
+    bias = model.joint.joint_net[-1].bias
+    if emission == "saturated":
+        bias[cfg.blank_id] -= SATURATING_OFFSET
+        if cfg.durations:
+            bias[cfg.blank_id + 1 + list(cfg.durations).index(0)] += SATURATING_OFFSET
+    if blank_bias is None:
+        blank_bias = EMISSION_BLANK_BIAS[preset].get(emission, 0.0)
+    bias[cfg.blank_id] += blank_bias
+
+
 def make_checkpoint(
     out: str | Path,
     preset: str = "tiny",
     seed: int = 0,
-    blank_bias: float = 0.0,
+    blank_bias: float | None = None,
     overwrite: bool = False,
+    emission: str = "random",
     **overrides: Any,
 ) -> Path:
-    """Write a random-weight ``.nemo`` for ``preset``; ``overrides`` change preset fields."""
+    """Write a random-weight ``.nemo`` for ``preset``; ``overrides`` change preset fields.
+
+    ``emission`` picks the emission rate (see the module doc); an explicit ``blank_bias`` is
+    added to the blank logit instead of the preset's calibrated offset.
+    """
     from .model import ParakeetModel
 
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    if emission not in EMISSIONS:
+        raise ValueError(f"unknown emission {emission!r}; choose from {', '.join(EMISSIONS)}")
     out = Path(out)
     if out.exists() and not overwrite:
         raise OutputError(f"{out}: already exists (pass --overwrite to replace it)")
@@ -244,8 +274,6 @@ def make_checkpoint(
     torch.manual_seed(seed)
     model = ParakeetModel(cfg)
     randomize_(model, seed)
-    if blank_bias:
-        with torch.no_grad():
-            model.joint.joint_net[-1].bias[cfg.blank_id] += blank_bias
+    set_emission_(model, preset, emission, blank_bias)
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     return write_nemo(out, raw, state, tok_model)
