@@ -163,8 +163,8 @@ def to_transcript(tokens: list[Token], tokenizer: Tokenizer, cfg: ModelConfig) -
     """Text (NeMo's detokenisation), token stamps and word stamps in seconds.
 
     A token spans [frame, frame + duration) encoder frames for TDT (NeMo's offsets) and one
-    frame for RNNT. A word starts at a piece beginning with ``▁``; pieces without it
-    (continuations, punctuation) join the current word.
+    frame for RNNT. Words and their spans follow NeMo's ``transcribe(timestamps=True)``, see
+    :func:`word_stamps`.
     """
     fs = cfg.frame_seconds
     stamps = []
@@ -174,15 +174,75 @@ def to_transcript(tokens: list[Token], tokenizer: Tokenizer, cfg: ModelConfig) -
         stamps.append(
             TokenStamp(tok.id, piece, tok.frame, tok.duration, round(tok.frame * fs, 6), round((tok.frame + span) * fs, 6))
         )
-    groups: list[list[TokenStamp]] = []
-    for s in stamps:
-        if not groups or s.piece.startswith("▁"):
-            groups.append([s])
-        else:
-            groups[-1].append(s)
-    words = []
-    for g in groups:
-        word = tokenizer.decode([s.id for s in g]).strip()
-        if word:
-            words.append(WordStamp(word, g[0].start, max(s.end for s in g)))
+    words = [
+        WordStamp(word, round(start * fs, 6), round(end * fs, 6))
+        for word, start, end in word_stamps(tokens, tokenizer, cfg.model_type == "tdt")
+    ]
     return Transcript(tokenizer.decode([t.id for t in tokens]), stamps, words)
+
+
+def word_stamps(tokens: list[Token], tokenizer: Tokenizer, tdt: bool) -> list[tuple[str, int, int]]:
+    """(word, start frame, end frame) exactly as NeMo's RNNT/TDT decoding computes them.
+
+    Token offsets are [frame, frame + duration) for TDT and [frame, frame + 1) for RNNT. For
+    TDT a token that decodes to a single punctuation mark is first moved to the end of the
+    token before it (NeMo's ``_refine_timestamps_tdt``), so a late "." or "," never stretches
+    the word it ends. Words are then built by NeMo's ``get_words_offsets`` for SentencePiece
+    ("bpe") vocabularies: a token whose piece differs from its decoded text (``▁word``,
+    ``<unk>``, a lone ``▁``) starts a word, other tokens and punctuation join the current one;
+    a word's text is the raw SentencePiece decoding of its pieces (so ``<unk>`` gives
+    `` ⁇ `` and a lone ``▁`` an empty word, as in NeMo); the first word starts at the first
+    token.
+    """
+    n = len(tokens)
+    punct = tokenizer.punctuation
+    ids = [t.id for t in tokens]
+    pieces = [tokenizer.pieces[i] if 0 <= i < tokenizer.vocab_size else "" for i in ids]
+    texts = [tokenizer.decode([i], raw=True) for i in ids]
+    starts = [t.frame for t in tokens]
+    ends = [t.frame + (t.duration if tdt else 1) for t in tokens]
+    if tdt and punct:
+        for i in range(1, n):
+            if texts[i] in punct:
+                starts[i] = ends[i] = ends[i - 1]
+
+    def text_of(idx: list[int]) -> str:
+        return tokenizer.decode([ids[k] for k in idx], raw=True)
+
+    words: list[list[Any]] = []  # [word, start, end]
+    built: list[int] = []
+    first = 0
+    for i in range(n):
+        text = texts[i]
+        is_punct = text in punct and text != " "
+        after = None  # the next token's text that is not a lone space
+        j = i
+        while not after and j < n - 1:
+            j += 1
+            after = texts[j] if texts[j] != " " else None
+        if (pieces[i] != text or (text == " " and after not in punct)) and not is_punct:
+            if built:
+                words.append([text_of(built), starts[first], ends[i - 1]])
+            built = []
+            if text != " ":
+                built, first = [i], i
+        elif is_punct and not built and words:
+            last = words[-1]
+            last[2] = ends[i]
+            last[0] = last[0].removesuffix(" ") + text
+        elif is_punct and built:
+            if pieces[built[-1]] in (" ", "_", "▁"):
+                built.pop()
+            built.append(i)
+        else:
+            if not built:
+                first = i
+            built.append(i)
+    if not words:
+        if built:
+            words.append([text_of(built), starts[0], ends[-1]])
+    else:
+        words[0][1] = starts[0]
+        if built:
+            words.append([text_of(built), starts[first], ends[-1]])
+    return [(w, s, e) for w, s, e in words]

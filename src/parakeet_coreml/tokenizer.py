@@ -43,6 +43,7 @@ class Tokenizer:
         self.sp = spm.SentencePieceProcessor(model_proto=model_proto)
         self.pieces = [self.sp.id_to_piece(i) for i in range(self.sp.get_piece_size())]
         punct = punctuation_of_vocab(self.pieces)
+        self.punctuation = punct
         self._space_before_punct = (
             re.compile(r"(\s)(" + "|".join(re.escape(p) for p in sorted(punct)) + ")")
             if punct
@@ -57,11 +58,14 @@ class Tokenizer:
     def vocab_size(self) -> int:
         return len(self.pieces)
 
-    def decode(self, ids: list[int]) -> str:
-        """Text for token ids (ids outside the vocabulary, e.g. blank, are dropped)."""
+    def decode(self, ids: list[int], raw: bool = False) -> str:
+        """Text for token ids (ids outside the vocabulary, e.g. blank, are dropped).
+
+        ``raw``: SentencePiece's text alone, without the punctuation rule (NeMo decodes word
+        timestamps' words that way)."""
         pieces = [self.pieces[i] for i in ids if 0 <= i < len(self.pieces)]
         text = self.sp.decode_pieces(pieces)
-        if self._space_before_punct is not None:
+        if self._space_before_punct is not None and not raw:
             text = self._space_before_punct.sub(r"\2", text)
         return text
 
@@ -91,6 +95,7 @@ class PieceTokenizer(Tokenizer):
         self.model_proto = b""
         self.pieces = list(pieces)
         punct = punctuation_of_vocab(self.pieces)
+        self.punctuation = punct
         self._space_before_punct = (
             re.compile(r"(\s)(" + "|".join(re.escape(p) for p in sorted(punct)) + ")") if punct else None
         )
@@ -100,7 +105,7 @@ class PieceTokenizer(Tokenizer):
         vocab = json.loads(Path(path).read_text())
         return cls([vocab[str(i)] for i in range(len(vocab))])
 
-    def decode(self, ids: list[int]) -> str:
+    def decode(self, ids: list[int], raw: bool = False) -> str:
         out: list[str] = []
         for i in ids:
             if not 0 <= i < len(self.pieces):
@@ -113,7 +118,7 @@ class PieceTokenizer(Tokenizer):
                 piece = piece[1:]  # SentencePiece drops the dummy-prefix space until text starts
             out.append(piece.replace("▁", " "))
         text = "".join(out)
-        if self._space_before_punct is not None:
+        if self._space_before_punct is not None and not raw:
             text = self._space_before_punct.sub(r"\2", text)
         return text
 
