@@ -106,6 +106,8 @@ def _read_archive(path: Path) -> Checkpoint:
     where = str(path)
     try:
         tar = tarfile.open(path, "r:*")
+    except tarfile.ReadError:  # its message lists every compression tried, one per line
+        raise CheckpointError(f"{where}: not a .nemo archive (not a tar file)") from None
     except (tarfile.TarError, EOFError, OSError) as e:
         raise CheckpointError(f"{where}: not a .nemo archive (not a readable tar file: {e})") from None
     with tar:

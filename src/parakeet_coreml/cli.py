@@ -27,6 +27,11 @@ app = typer.Typer(
 )
 
 
+def error_line(e: ParakeetError) -> str:
+    """``error: <message>`` on one line (messages may quote multi-line library errors)."""
+    return "error: " + " ".join(str(e).split())
+
+
 def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn a ParakeetError into one ``error:`` line on stderr and exit status 1."""
 
@@ -35,7 +40,7 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except ParakeetError as e:
-            typer.echo(f"error: {e}", err=True)
+            typer.echo(error_line(e), err=True)
             raise typer.Exit(1) from None
 
     return wrapper
@@ -101,7 +106,7 @@ def transcribe(
         try:
             result = run(path)
         except ParakeetError as e:
-            typer.echo(f"error: {e}", err=True)
+            typer.echo(error_line(e), err=True)
             failed += 1
             continue
         results.append(result)

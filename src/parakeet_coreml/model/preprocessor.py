@@ -51,7 +51,7 @@ def mel_filterbank(
 
     Only used to build synthetic checkpoints: real ones carry NeMo's ``fb`` buffer.
     """
-    fmax = sample_rate / 2 if fmax is None else fmax
+    fmax = fmax or sample_rate / 2  # NeMo: ``highfreq or sample_rate / 2`` (0 means Nyquist too)
     fftfreqs = np.fft.rfftfreq(n=n_fft, d=1.0 / sample_rate)
     mel_f = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
     fdiff = np.diff(mel_f)
