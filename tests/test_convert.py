@@ -68,6 +68,9 @@ def test_fp16_packages_compute_in_fp16_and_fp32_in_fp32(tiny_export_fp16: Path, 
         assert f32 and set(f32) == {"fp32"}, (name, f32)
         if name == "preprocessor":  # power spectra overflow fp16: fp32 unless asked
             assert set(f16) == {"fp32"}, f16
+        elif name == "mel_encoder":  # the same front end in fp32, the encoder in fp16
+            front = _compute_dtypes(tiny_export_fp16 / "parakeet_preprocessor.mlpackage")
+            assert f16["fp16"] > 0 and f16["fp32"] == front["fp32"], (f16, front)
         else:
             assert f16["fp16"] > 0 and "fp32" not in f16, (name, f16)
 
@@ -184,3 +187,26 @@ def test_precision_overrides_and_bad_options(tiny_ckpt, tmp_path: Path) -> None:
     with pytest.raises(ConversionError, match="unknown component 'encodr'"):
         convert(tiny_ckpt, tmp_path / "x", precision_overrides={"encodr": "fp32"})
     assert not (tmp_path / "x").exists()
+
+
+def test_fp16_mel_encoder_survives_full_scale_high_frequencies(tiny_export_fp16: Path, tiny_ckpt) -> None:
+    """A full-scale square wave at Nyquist: after pre-emphasis its power spectrum passes fp16's
+    65504, so an all-fp16 mel_encoder returns NaN; ours keeps the front end in fp32 and stays
+    within the fp16 tolerance of the reference."""
+    import numpy as np
+
+    from parakeet_coreml.model import ParakeetModel
+    from parakeet_coreml.runtime import MilRuntime
+    from parakeet_coreml.runtime.torch import TorchRuntime
+    from parakeet_coreml.validate.metrics import diff
+    from parakeet_coreml.validate.tolerances import float_tolerance
+
+    contract = build_contract(tiny_ckpt.config)
+    n = contract.window_samples
+    audio = np.where(np.arange(n) % 2 == 0, 1.0, -1.0).astype(np.float32)[None]
+    inputs = {"audio_signal": audio, "audio_length": np.array([n], np.int32)}
+    ref = TorchRuntime(ParakeetModel.from_checkpoint(tiny_ckpt), contract, "mel_encoder").predict(inputs)["encoder"]
+    got = MilRuntime(tiny_export_fp16 / "parakeet_mel_encoder.mlpackage").predict(inputs)["encoder"]
+    assert np.isfinite(got).all()
+    d = diff(ref, got)
+    assert d.max_abs <= float_tolerance("mel_encoder", "fp16").limit(float(np.abs(ref).max())), d

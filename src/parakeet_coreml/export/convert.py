@@ -94,7 +94,7 @@ def resolve_precisions(
         raise ConversionError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     out = {}
     for name in components:
-        # mel_encoder keeps its front end in fp32 only if it is fp32 as a whole.
+        # mel_encoder at fp16 still computes its front end in fp32 (see front_end_in_fp32).
         default = "fp32" if name in FP32_BY_DEFAULT else precision
         out[name] = overrides.get(name, default)
     return out
@@ -140,6 +140,37 @@ def _ct_dtype(dtype: str) -> Any:
     return {"float32": np.float32, "int32": np.int32, "float16": np.float16}[dtype]
 
 
+def front_end_in_fp32(model: ParakeetModel) -> Callable[[Any], bool]:
+    """``op_selector`` for a fp16 ``mel_encoder``: the mel front end stays fp32.
+
+    Power spectra overflow fp16 (a full-scale tone near Nyquist, after pre-emphasis, passes
+    65504 and the package returns NaN) and ``log(mel + 2^-24)`` needs fp32's range at the low
+    end, which is why the standalone preprocessor is fp32. Inside ``mel_encoder`` the front end
+    is every operation before the encoder's first subsampling convolution, found by its weight
+    shape (the trace records the front end first, and MIL passes keep that order). Those run in
+    fp32; the encoder from that convolution on runs in fp16.
+    """
+    first_conv = tuple(model.encoder.pre_encode.conv[0].weight.shape)
+    front: dict[int, set[int]] = {}
+
+    def fp16(op: Any) -> bool:
+        block = op.enclosing_block
+        if id(block) not in front:
+            ops = [o for o in block.operations if o.op_type != "const"]
+            boundary = next(
+                (i for i, o in enumerate(ops)
+                 if o.op_type == "conv" and tuple(o.inputs["weight"].shape) == first_conv),
+                None,
+            )
+            if boundary is None:
+                raise ConversionError("mel_encoder: could not find the encoder's first convolution "
+                                      "to keep the front end in fp32")
+            front[id(block)] = {id(o) for o in ops[:boundary]}
+        return id(op) not in front[id(block)]
+
+    return fp16
+
+
 def convert_component(
     model: ParakeetModel,
     contract: Contract,
@@ -160,13 +191,19 @@ def convert_component(
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         traced = torch.jit.trace(wrapper, args, check_trace=False)
     t1 = time.perf_counter()
+    if precision == "fp32":
+        compute_precision: Any = ct.precision.FLOAT32
+    elif name == "mel_encoder":
+        compute_precision = ct.transform.FP16ComputePrecision(op_selector=front_end_in_fp32(model))
+    else:
+        compute_precision = ct.precision.FLOAT16
     mlmodel = ct.convert(
         traced,
         inputs=[ct.TensorType(name=t.name, shape=t.shape, dtype=_ct_dtype(t.dtype)) for t in io.inputs],
         outputs=[ct.TensorType(name=t.name, dtype=_ct_dtype(t.dtype)) for t in io.outputs],
         convert_to="mlprogram",
         minimum_deployment_target={"ios17": ct.target.iOS17, "ios18": ct.target.iOS18}[target],
-        compute_precision=ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32,
+        compute_precision=compute_precision,
         skip_model_load=True,
     )
     t2 = time.perf_counter()
