@@ -236,3 +236,58 @@ def test_empty_transcript(tok: Tokenizer) -> None:
     tr = to_transcript([], tok, cfg_for("tdt"))
     assert tr.text == "" and tr.tokens == [] and tr.words == []
     assert tr.to_dict() == {"text": "", "tokens": [], "words": []}
+
+
+# --- the reference's decode step: fast paths that must not change a single bit ---------------
+
+
+@pytest.mark.parametrize("rows, cols", [(8198, 640), (2560, 640), (262, 64), (63, 17)])
+@pytest.mark.parametrize("parts", [1, 2, 3, 4])
+def test_row_split_matvec_is_bit_identical_to_one_addmv(rows: int, cols: int, parts: int) -> None:
+    import torch
+
+    from parakeet_coreml.decoding import RowSplit
+
+    gen = torch.Generator().manual_seed(rows + cols)
+    w1, w2 = torch.randn(rows, cols, generator=gen), torch.randn(rows, cols, generator=gen)
+    b1, b2 = torch.randn(rows, generator=gen), torch.randn(rows, generator=gen)
+    x1, x2 = torch.randn(cols, generator=gen), torch.randn(cols, generator=gen)
+    with torch.inference_mode():
+        assert torch.equal(RowSplit([(w1, b1)], parts)(x1), torch.addmv(b1, w1, x1))
+        two = RowSplit([(w1, b1), (w2, b2)], parts)(x1, x2)
+        assert torch.equal(two, torch.addmv(b1, w1, x1) + torch.addmv(b2, w2, x2))
+
+
+@pytest.mark.parametrize("preset", ["tiny", "v3"])
+def test_decode_steps_equal_nn_lstm_and_linear_bit_for_bit(preset: str) -> None:
+    """TorchSteps (unrolled cell, cached first-layer gates, row split) against the modules
+    the reference model is made of, token by token with repeats, state carried."""
+    import torch
+
+    from parakeet_coreml.decoding import TorchSteps
+    from parakeet_coreml.model import ParakeetModel
+    from parakeet_coreml.synthetic import preset_config, randomize_
+
+    cfg = preset_config(preset)
+    model = ParakeetModel(cfg).eval()
+    randomize_(model, 3)
+    enc = torch.randn(cfg.encoder.d_model, 3, generator=torch.Generator().manual_seed(1))
+    steps = TorchSteps(model, enc)
+    saved = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False  # ATen's LSTM kernel, the one TorchSteps unrolls
+    try:
+        with torch.inference_mode():
+            state = steps.start()
+            g, hc = model.decoder.predict(torch.tensor([[cfg.blank_id]]), None)
+            for tok in [5, 7, 5, 5, 2, 7]:
+                for frame in range(enc.shape[1]):
+                    logits = model.joint(enc.T[None, frame : frame + 1], g)[0, 0, 0]
+                    vocab = cfg.vocab_size + 1
+                    want = (int(logits[:vocab].argmax()), int(logits[vocab:].argmax()) if cfg.durations else 0)
+                    assert steps.decide(frame, state) == want
+                state = steps.predict(tok, state)
+                g, hc = model.decoder.predict(torch.tensor([[tok]]), hc)
+                assert torch.equal(state[0], model.joint.pred(g[0, 0]))
+                assert torch.equal(state[1][0], hc[0]) and torch.equal(state[1][1], hc[1])
+    finally:
+        torch.backends.mkldnn.enabled = saved
