@@ -3,7 +3,7 @@
 Runs ``parakeet_coreml.export.convert.convert`` in this process (what ``parakeet-coreml
 convert`` does) while a sampler thread reads the resident set size every 20 ms, so each
 component gets the peak RSS seen while it was traced, converted and saved (the first one also
-carries checkpoint loading). Prints a table and writes ``bench/results/export.json``.
+carries checkpoint loading). Prints a table and writes ``bench/results/export_<precision>.json``.
 
     uv run python bench/export.py                    # synthetic v3, fp16 (the default precision)
     uv run python bench/export.py --precision fp32
@@ -51,7 +51,7 @@ class Sampler(threading.Thread):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--nemo-path", type=Path, default=ROOT / "bench/.cache/v3_random.nemo")
+    ap.add_argument("--nemo-path", type=Path, default=ROOT / "bench/.cache/v3_realistic.nemo")
     ap.add_argument("--precision", choices=["fp16", "fp32"], default="fp16")
     ap.add_argument("--target", choices=["ios17", "ios18"], default="ios17")
     ap.add_argument("--keep", type=Path, help="keep the packages here instead of a temporary folder")
@@ -62,7 +62,7 @@ def main() -> None:
         from parakeet_coreml.synthetic import make_checkpoint
 
         args.nemo_path.parent.mkdir(parents=True, exist_ok=True)
-        make_checkpoint(args.nemo_path, "v3", seed=0)
+        make_checkpoint(args.nemo_path, "v3", seed=0, emission="realistic")
     from parakeet_coreml.checkpoint import load_checkpoint
     from parakeet_coreml.export.convert import convert
 

@@ -101,7 +101,8 @@ RUNTIME_NOTES = {
 }
 
 
-def _time(fn: Callable[[], Any], runs: int, warmup: int) -> dict[str, float]:
+def time_calls(fn: Callable[[], Any], runs: int, warmup: int) -> dict[str, float]:
+    """First call, then ``warmup`` untimed calls, then ``runs`` timed ones (milliseconds)."""
     t0 = time.perf_counter()
     fn()
     first = time.perf_counter() - t0
@@ -270,8 +271,8 @@ def compare(
             gate.at_least("top_k_ids_overlap", float(same_ids), decisions.topk_overlap)
             lat_inputs = {"encoder_step": np.ascontiguousarray(r_enc["encoder"][:, :, :1]), "decoder_step": r_dec0["decoder"]}
         report.latency = {
-            "reference_torch": _time(lambda: ref[name].predict(lat_inputs), runs, warmup),
-            f"package_{kind}": _time(lambda: pkg.predict(lat_inputs), runs, warmup),
+            "reference_torch": time_calls(lambda: ref[name].predict(lat_inputs), runs, warmup),
+            f"package_{kind}": time_calls(lambda: pkg.predict(lat_inputs), runs, warmup),
         }
         if name in ("preprocessor", "encoder", "mel_encoder"):
             for k in list(report.latency):
@@ -368,8 +369,8 @@ def _fused_vs_separate(
         a, b = fused.predict(inputs)["encoder"][..., :valid], chain()["encoder"][..., :valid]
         out["mel_encoder_vs_preprocessor_encoder"] = {
             **diff(b, a).to_dict(),
-            "fused": _time(lambda: fused.predict(inputs), runs, warmup),
-            "separate": _time(chain, runs, warmup),
+            "fused": time_calls(lambda: fused.predict(inputs), runs, warmup),
+            "separate": time_calls(chain, runs, warmup),
         }
     if {"joint_decision", "joint"} <= set(comps):
         fused = packages.runtime("joint_decision")
@@ -387,8 +388,8 @@ def _fused_vs_separate(
         f, h = fused.predict(joint_inputs), host()
         entry = {
             "token_id_agreement": agreement(h["token_id"][:, :valid], f["token_id"][:, :valid]),
-            "fused": _time(lambda: fused.predict(joint_inputs), runs, warmup),
-            "separate": _time(host, runs, warmup),
+            "fused": time_calls(lambda: fused.predict(joint_inputs), runs, warmup),
+            "separate": time_calls(host, runs, warmup),
         }
         if "duration" in h:
             entry["duration_agreement"] = agreement(h["duration"][:, :valid], f["duration"][:, :valid])
