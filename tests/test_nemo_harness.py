@@ -26,11 +26,6 @@ from nemo_models import (
     state_dict_keys,
 )
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:dropout option adds dropout:UserWarning"),
-    pytest.mark.filterwarnings("ignore:'pin_memory' argument:UserWarning"),
-]
-
 NAMES = list(VARIANTS)
 CLIPS = ("clip_a", "clip_b", "clip_c", "speech_15s")
 COMPONENTS = ("preprocessor.", "encoder.", "decoder.", "joint.")

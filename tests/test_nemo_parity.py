@@ -62,11 +62,6 @@ from parakeet_coreml.decoding import TorchSteps, greedy_decode
 from parakeet_coreml.model import ParakeetModel
 from parakeet_coreml.transcribe import Transcriber
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:dropout option adds dropout:UserWarning"),
-    pytest.mark.filterwarnings("ignore:'pin_memory' argument:UserWarning"),
-]
-
 NAMES = list(VARIANTS)
 EPS32 = float(np.finfo(np.float32).eps)
 K_MEL = 8

@@ -16,7 +16,7 @@ loop drives the torch reference, native CoreML and the portable MIL runtime.
 
 from __future__ import annotations
 
-import threading
+import functools
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -86,21 +86,18 @@ def greedy_decode(
 
 
 _ROW_BLOCK = 64  # MKL's gemv gives bit-identical rows when a matrix is cut at multiples of 64
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
+_MAX_PARTS = 4
 
 
-def _pool(workers: int) -> ThreadPoolExecutor:
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None or _POOL._max_workers < workers:  # noqa: SLF001 - grow only
-            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="parakeet-decode")
-        return _POOL
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    """Workers for all blocks but the first (which the calling thread computes)."""
+    return ThreadPoolExecutor(max_workers=_MAX_PARTS - 1, thread_name_prefix="parakeet-decode")
 
 
 def decode_parts() -> int:
     """Row blocks per matrix-vector product: one per torch thread, at most 4."""
-    return max(1, min(4, torch.get_num_threads()))
+    return max(1, min(_MAX_PARTS, torch.get_num_threads()))
 
 
 class RowSplit:
@@ -119,7 +116,7 @@ class RowSplit:
         self.rows = rows
         self.blocks = [(s, min(s + step, rows)) for s in range(0, rows, step)]
         self.terms = terms
-        self.pool = _pool(len(self.blocks) - 1) if len(self.blocks) > 1 else None
+        self.pool = _pool() if len(self.blocks) > 1 else None
 
     @torch.inference_mode()  # thread-local: the worker threads need it too
     def _block(self, out: torch.Tensor, xs: tuple[torch.Tensor, ...], start: int, stop: int) -> None:
@@ -201,9 +198,8 @@ class TorchSteps:
             state = (zeros, zeros)
         h_in, c_in = state[0][:, 0], state[1][:, 0]
         hs, cs = [], []
-        x = self.embed[token]
         for i, gates in enumerate(self.gates):
-            if i == 0:
+            if i == 0:  # its input gates depend on the token alone: cached
                 g = gates(h_in[0], first=self._first_input_gates(token))
             else:
                 g = gates(x, h_in[i])
